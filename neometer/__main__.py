@@ -1,0 +1,3 @@
+from neometer.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,4 @@
+"""Thin wrapper: `python train.py ...` is `neometer train ...`."""
+from neometer.cli import run_script
+
+run_script("train")
