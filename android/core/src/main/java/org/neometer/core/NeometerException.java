@@ -6,6 +6,8 @@ import java.util.List;
 
 /** Bad input (a model card, a frame): the message names the file and the fix; every problem is listed. */
 public class NeometerException extends RuntimeException {
+    private static final long serialVersionUID = 1L;
+
     private final List<String> problems;
 
     public NeometerException(String message, List<String> problems) {

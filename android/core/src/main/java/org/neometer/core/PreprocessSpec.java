@@ -48,6 +48,7 @@ public final class PreprocessSpec {
     }
 
     static PreprocessSpec read(Fields f) {
+        if (!f.present()) return null;  // the caller already reported the missing block
         int target = f.integer("target_size", 0, true);
         String resizeRule = f.string("resize_rule", "", true);
         String resize = f.string("resize", "", true);
