@@ -3,7 +3,14 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import pytest
+
+# Tests never write into the user's ~/.cache: one throwaway frame cache per test session
+# (per xdist worker), set before any neometer module reads it.
+os.environ.setdefault("NEOMETER_CACHE", tempfile.mkdtemp(prefix="neometer-test-cache-"))
 
 try:  # keep the 2 shared CPU cores usable by the other test workers
     import torch

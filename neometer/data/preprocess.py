@@ -110,21 +110,13 @@ def _round_u8(x: np.ndarray) -> np.ndarray:
 
 def resize_area(img: np.ndarray, new_w: int, new_h: int) -> np.ndarray:
     """Separable area resize of an HxWxC (or HxW) uint8 image: x pass, round, y pass, round.
-    Rounding between passes keeps every shell's intermediate in bytes, as canvases are.
-
-    Each pass is one float64 matrix product (BLAS): an einsum over a phone frame took
-    ~6 s per 1080p frame; this takes ~0.3 s and float64 is closer to the exact sums the
-    shells compute in doubles."""
+    Rounding between passes keeps every shell's intermediate in bytes, as canvases are."""
     h, w = img.shape[:2]
     if (w, h) == (new_w, new_h):
         return img.copy()
-    x = img if img.ndim == 3 else img[..., None]
-    c = x.shape[2]
-    rows = np.ascontiguousarray(x.transpose(0, 2, 1)).reshape(h * c, w).astype(np.float64)
-    xpass = _round_u8(rows @ area_weights(w, new_w).T)  # (h*c, new_w)
-    cols = xpass.reshape(h, c * new_w).astype(np.float64)
-    ypass = _round_u8(area_weights(h, new_h) @ cols)  # (new_h, c*new_w)
-    y = np.ascontiguousarray(ypass.reshape(new_h, c, new_w).transpose(0, 2, 1))
+    x = (img if img.ndim == 3 else img[..., None]).astype(np.float64)
+    x = _round_u8(area_resize_axis(x, new_w, axis=1))
+    y = _round_u8(area_resize_axis(x.astype(np.float64), new_h, axis=0))
     return y if img.ndim == 3 else y[..., 0]
 
 
@@ -244,12 +236,14 @@ def _read_png16(path: Path) -> np.ndarray:
 
 
 def read_mask(path: str | Path) -> np.ndarray:
-    """A mask image -> HxW float32 in [0, 1] (any nonzero 8-bit value scaled by 1/255)."""
-    from PIL import Image
+    """A mask image -> HxW float32 in [0, 1] (any nonzero 8-bit value scaled by 1/255).
+    EXIF orientation is applied as read_image applies it, so a mask saved by the same phone
+    app as its photo stays aligned with it."""
+    from PIL import Image, ImageOps
 
     try:
         with Image.open(path) as im:
-            arr = np.asarray(im.convert("L"), dtype=np.float32) / 255.0
+            arr = np.asarray(ImageOps.exif_transpose(im).convert("L"), dtype=np.float32) / 255.0
     except (OSError, ValueError) as exc:
         raise NeometerError(f"{path}: cannot read mask ({exc}); masks are 8-bit grey PNGs") from None
     return arr
