@@ -45,34 +45,29 @@ class TargetNorm:
 # --- data ----------------------------------------------------------------------------------
 
 class FrameBatches(Dataset):
-    """Whole batches from a frame table: `ds[indices]` -> (uint8 N x S x S x 3 with the background
-    zeroed or kept, float32 N x 2 targets [height_cm, weight_kg]). Fetching a batch at a time
-    is one numpy fancy-index per array instead of N Python calls."""
+    """Whole batches from a frame table: `ds[positions]` -> (uint8 N x S x S x 3 letterboxed frames,
+    uint8 N x S x S mask coverage * 255, float32 N x 2 targets [height_cm, weight_kg]).
+    One numpy fancy-index per array instead of N Python calls; augmentation, background
+    removal and normalisation happen on the device (`to_input`)."""
 
-    def __init__(self, table, indices, spec: PreprocessSpec, background: str = "remove"):
+    def __init__(self, table, indices):
         self.table = table
         self.indices = np.asarray(indices, np.int64)
-        self.remove_background = background == "remove"
-        # apply_mask's rule (mask224 < threshold -> pad) on the table's uint8 coverage * 255
-        self.threshold = spec.mask_threshold
-        self.pad_value = spec.pad_value
 
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, positions) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, positions) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         rows = self.indices[np.asarray(positions, np.int64)]
-        order = np.argsort(rows, kind="stable")  # sorted reads are friendlier to a memmap
-        rows_sorted = rows[order]
-        images = np.asarray(self.table.images[rows_sorted])
-        if self.remove_background:
-            masks = np.asarray(self.table.masks[rows_sorted])
-            images[(masks.astype(np.float32) / 255.0) < self.threshold] = self.pad_value
-        inverse = np.empty_like(order)
-        inverse[order] = np.arange(len(order))
-        images = images[inverse]
+        images = np.asarray(self.table.images[rows])
+        masks = np.asarray(self.table.masks[rows])
         targets = np.stack([self.table.height_cm[rows], self.table.weight_kg[rows]], axis=1).astype(np.float32)
-        return torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(targets)
+        return torch.from_numpy(images), torch.from_numpy(masks), torch.from_numpy(targets)
+
+    def table_targets(self) -> np.ndarray:
+        """N x 2 [height_cm, weight_kg] of every sample, in order."""
+        return np.stack([np.asarray(self.table.height_cm)[self.indices],
+                         np.asarray(self.table.weight_kg)[self.indices]], axis=1).astype(np.float64)
 
 
 class EpochBatches(Sampler):
@@ -93,9 +88,9 @@ class EpochBatches(Sampler):
         return self.n // self.batch_size if self.drop_last else math.ceil(self.n / self.batch_size)
 
 
-def make_loader(table, indices, spec: PreprocessSpec, background: str, batch_size: int, shuffle: bool,
-                workers: int = 0, pin_memory: bool = False, seed: int = 0) -> DataLoader:
-    ds = FrameBatches(table, indices, spec, background)
+def make_loader(table, indices, batch_size: int, shuffle: bool, workers: int = 0, pin_memory: bool = False,
+                seed: int = 0) -> DataLoader:
+    ds = FrameBatches(table, indices)
     # drop a ragged last training batch only when it would be tiny (BatchNorm dislikes 1 sample)
     drop_last = shuffle and len(ds) % batch_size == 1
     sampler = EpochBatches(len(ds), batch_size, shuffle, seed, drop_last)
@@ -105,21 +100,40 @@ def make_loader(table, indices, spec: PreprocessSpec, background: str, batch_siz
     return DataLoader(ds, batch_size=None, sampler=sampler, **kwargs)
 
 
-def to_input(u8: torch.Tensor, spec: PreprocessSpec, device: torch.device, channels_last: bool,
-             flip: bool = False) -> torch.Tensor:
-    """uint8 N x S x S x 3 -> the model's normalised float N x 3 x S x S on `device`; the same
-    arithmetic as preprocess.normalize, done after the (4x smaller) uint8 copy.
-    NHWC permuted to NCHW is already channels_last in memory."""
-    x = u8.to(device, non_blocking=True).permute(0, 3, 1, 2).float()
+def jitter(x: torch.Tensor, strength: float) -> torch.Tensor:
+    """neometer.data.dataset.photometric_jitter on a float N x 3 x S x S batch in [0, 255]:
+    saturation, contrast (about the image's mean grey) and brightness, each 1 +/- strength."""
+    n = x.shape[0]
+    f = 1.0 + (torch.rand(n, 3, 1, 1, 1, device=x.device) * 2 - 1) * strength
+    b, c, s = f[:, 0], f[:, 1], f[:, 2]
+    grey = (x * torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    x = grey + (x - grey) * s
+    g = grey.mean(dim=(2, 3), keepdim=True)
+    x = (x - g) * c + g
+    return (x * b).clamp_(0, 255).add_(0.5).floor_()
+
+
+def to_input(images: torch.Tensor, masks: torch.Tensor, spec: PreprocessSpec, device: torch.device,
+             remove_background: bool, channels_last: bool = False, augment: bool = False,
+             jitter_strength: float = 0.1) -> torch.Tensor:
+    """uint8 frames + masks -> the model's normalised float N x 3 x S x S on `device`: the same
+    arithmetic as FrameDataset (augment -> apply_mask -> normalize), done after the 4x smaller
+    uint8 copy. NHWC permuted to NCHW is already channels_last in memory."""
+    x = images.to(device, non_blocking=True).permute(0, 3, 1, 2).float()
+    keep = None
+    if remove_background:
+        keep = (masks.to(device, non_blocking=True).float() / 255.0 >= spec.mask_threshold).unsqueeze(1)
+    if augment:  # a left-right flip keeps a body's length and weight; the mask flips with it
+        n = x.shape[0]
+        flip = (torch.rand(n, device=device) < 0.5).view(n, 1, 1, 1)
+        x = torch.where(flip, x.flip(3), x)
+        keep = torch.where(flip, keep.flip(3), keep) if keep is not None else None
+        x = jitter(x, jitter_strength)
+    if keep is not None:
+        x = torch.where(keep, x, torch.full_like(x, float(spec.pad_value)))
     mean = torch.tensor(spec.mean, device=device).view(1, 3, 1, 1)
     std = torch.tensor(spec.std, device=device).view(1, 3, 1, 1)
     x = (x * spec.scale - mean) / std
-    if flip:  # left-right and up-down flips keep a body's length and weight
-        n = x.shape[0]
-        lr = torch.rand(n, device=device) < 0.5
-        ud = torch.rand(n, device=device) < 0.5
-        x = torch.where(lr.view(n, 1, 1, 1), x.flip(3), x)
-        x = torch.where(ud.view(n, 1, 1, 1), x.flip(2), x)
     return x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
@@ -131,6 +145,7 @@ class FitOptions:
     columns: tuple[int, ...]  # target columns the network regresses (0 height, 1 weight)
     norm: TargetNorm
     spec: PreprocessSpec
+    remove_background: bool = True
     amp: bool = False
     channels_last: bool = False
     augment: bool = True
@@ -160,22 +175,22 @@ def _save_state(path: Path, model, optimizer, epoch: int, norm: TargetNorm, hist
 
 @torch.no_grad()
 def predict(model: nn.Module, loader: DataLoader, spec: PreprocessSpec, device: torch.device,
-            amp: bool = False, channels_last: bool = False) -> np.ndarray:
+            remove_background: bool = True, amp: bool = False, channels_last: bool = False) -> np.ndarray:
     """Raw model outputs for every sample of `loader`, in order (N x n_outputs, float64)."""
     model.eval()
     out = []
-    for u8, _ in loader:
+    for images, masks, _ in loader:
         with _autocast(device, amp):
-            y = model(to_input(u8, spec, device, channels_last))
+            y = model(to_input(images, masks, spec, device, remove_background, channels_last))
         out.append(y.float().cpu())
     return torch.cat(out).double().numpy() if out else np.zeros((0, 0))
 
 
 def validation_mae(model, loader, opts: FitOptions, device) -> list[float]:
     """MAE in cm / kg of the (still standardised) model on `loader`, per output."""
-    z = predict(model, loader, opts.spec, device, opts.amp, opts.channels_last)
+    z = predict(model, loader, opts.spec, device, opts.remove_background, opts.amp, opts.channels_last)
     pred = z * np.asarray(opts.norm.std) + np.asarray(opts.norm.mean)
-    ref = np.concatenate([t.numpy() for _, t in loader])[:, list(opts.columns)] if len(z) else pred
+    ref = loader.dataset.table_targets()[:, list(opts.columns)]
     return [float(v) for v in np.mean(np.abs(pred - ref), axis=0)]
 
 
@@ -207,10 +222,10 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | Non
         bar = tqdm(train_loader, desc=f"{opts.desc} epoch {epoch + 1}/{opts.epochs}", disable=not opts.progress,
                    leave=False, dynamic_ncols=True)
         t0, seen, loss_sum = time.perf_counter(), 0, torch.zeros((), device=device)
-        for i, (u8, targets) in enumerate(bar):
+        for i, (images, masks, targets) in enumerate(bar):
             for g, lr in zip(optimizer.param_groups, base_lrs):
                 g["lr"] = lr * _lr_factor(opts.schedule, epoch * steps_per_epoch + i, total_steps)
-            x = to_input(u8, opts.spec, device, opts.channels_last, flip=opts.augment)
+            x = to_input(images, masks, opts.spec, device, opts.remove_background, opts.channels_last, opts.augment)
             z = (targets.to(device, non_blocking=True)[:, cols] - mean) / std
             with _autocast(device, opts.amp):
                 out = model(x)
@@ -220,7 +235,7 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | Non
             loss.backward()
             optimizer.step()
             loss_sum += loss.detach()
-            seen += len(u8)
+            seen += len(images)
             if opts.progress and i % 10 == 0:  # .item() syncs the GPU: not every step
                 bar.set_postfix(loss=f"{loss.item():.3f}", val_mae=_fmt(last_val))
         if device.type == "cuda":
