@@ -102,7 +102,7 @@ def ensure_artifacts(checkpoint: Path, checkpoint_sha: str, targets: list[Artifa
 
     try:
         results = export_checkpoint(checkpoint, [a.target for a in missing], out_dir, calib=calib,
-                                    calib_count=calib_count, progress=progress)
+                                    calib_count=calib_count, progress=progress, keep_failed=True)
     except NeometerError as exc:  # before any row (model load, calibration): every row says why
         for art in missing:
             art.error = one_line(exc)

@@ -50,7 +50,8 @@ def save_checkpoint(path: str | Path, model: nn.Module, config: dict, dtype: tor
     path = Path(path).with_suffix(".safetensors")
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    state = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in state.items()}
+    # The regression coefficients (alpha, beta) are two numbers that fp16 would round; keep them exact.
+    state = {k: (v.to(dtype) if v.is_floating_point() and not k.endswith("coef") else v) for k, v in state.items()}
     tmp = path.with_suffix(".safetensors.tmp")
     save_file(state, str(tmp), metadata={"format": "pt"})
     tmp.replace(path)
