@@ -4,6 +4,7 @@ cross-validation of the paper's models, then the evaluation report of the run.""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from dataclasses import fields
 from pathlib import Path
@@ -86,13 +87,27 @@ def dataset_info(table, data_dir) -> dict:
 
 
 def run(args) -> int:
-    from neometer.train.crossval import run_crossval
+    from neometer.train import distributed
+    from neometer.train.crossval import resolve_device, run_crossval
 
     cfg = config_from_args(args)
     problems = cfg.problems()
     if problems:  # before decoding a whole dataset
         raise NeometerError("bad training arguments", problems=problems)
+    if distributed.env_from_environ().active and not args.out:
+        raise NeometerError("under torchrun pass --out RUN_DIR: every process must write to (and resume from) the same "
+                            "run folder, and a default name with the time in it would differ between them")
     out = Path(args.out) if args.out else Path("runs") / f"{cfg.task.replace('+', '_')}-{cfg.backbone}-{time.strftime('%Y%m%d-%H%M%S')}"
-    table = load_table(args.data, cfg, args.cache_dir)
-    run_crossval(table, cfg, out, dataset_info(table, args.data), resume=args.resume, report=not args.no_report)
+    env, _ = distributed.setup(resolve_device(cfg.device))  # torchrun: join the process group (else nothing)
+    try:
+        if env.active and not env.is_main:  # rank 0 decodes into the frame cache; the others then read it
+            distributed.barrier(env)
+        table = load_table(args.data, cfg if env.is_main else dataclasses.replace(cfg, progress=False), args.cache_dir)
+        if env.active and env.is_main:
+            distributed.barrier(env)
+        # torchrun's elastic restart reruns the same command line: a restarted job continues its run
+        resume = args.resume or distributed.restarted_by_torchrun()
+        run_crossval(table, cfg, out, dataset_info(table, args.data), resume=resume, report=not args.no_report)
+    finally:
+        distributed.teardown()
     return 0

@@ -214,9 +214,13 @@ def base_checkpoint_config(cfg: TrainConfig, strategy: Strategy, spec, dataset_i
 
 
 def train_fold(table, cfg: TrainConfig, strategy: Strategy, spec, fold: int, train_rows, test_rows, run_dir: Path,
-               device, base_config: dict, split: dict, resume: bool, log=print) -> list[dict]:
-    """Train, fold, save and predict one fold; returns its prediction rows."""
+               device, base_config: dict, split: dict, resume: bool, log=print, env=None) -> list[dict]:
+    """Train, fold, save and predict one fold; returns its prediction rows. Under torchrun
+    (`env` active) every rank trains its slice of each global batch and predicts its slice of
+    the test frames; rank 0 alone writes."""
     import torch
+
+    from neometer.train import distributed
 
     from neometer.evaluate.metrics import summarize
     from neometer.models.checkpoint import WeightFromHeight, save_checkpoint
@@ -228,7 +232,9 @@ def train_fold(table, cfg: TrainConfig, strategy: Strategy, spec, fold: int, tra
     torch.manual_seed(cfg.seed * 1000 + fold)
     cuda = device.type == "cuda"
     amp = cuda if cfg.amp is None else cfg.amp
-    workers = cfg.workers if cfg.workers is not None else (min(12, max((os.cpu_count() or 2) - 2, 1)) if cuda else 0)
+    env = env or distributed.DistEnv()
+    workers = cfg.workers if cfg.workers is not None else \
+        (min(12, max(((os.cpu_count() or 2) - 2) // env.local_world, 1)) if cuda else 0)  # cores shared by the node's ranks
 
     train_targets = _targets(table, train_rows)
     norm = TargetNorm.fit(train_targets[:, list(strategy.columns)])
@@ -242,19 +248,25 @@ def train_fold(table, cfg: TrainConfig, strategy: Strategy, spec, fold: int, tra
     for w in caught:  # e.g. random initialisation: said once per fold, in the run's log
         log(f"warning: {w.message}")
     model = model.to(device, memory_format=torch.channels_last if cuda else torch.contiguous_format)
-    trained = torch.compile(model) if cfg.compile else model
+    shard = distributed.BatchShard(env.rank, env.world) if env.active else None
+    trained = distributed.shard_model(model, device, shard) if shard else model  # DDP under torchrun
+    trained = torch.compile(trained) if cfg.compile else trained
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    train_loader = make_loader(table, train_rows, cfg.batch_size, True, workers, cuda, cfg.seed * 1000 + fold)
-    test_loader = make_loader(table, test_rows, max(cfg.batch_size, 64), False, workers, cuda)
+    train_loader = make_loader(table, train_rows, cfg.batch_size, True, workers, cuda, cfg.seed * 1000 + fold,
+                               env.rank, env.world)
+    test_loader = make_loader(table, test_rows, max(cfg.batch_size, 64), False, workers, cuda, 0, env.rank, env.world)
     remove = cfg.background == "remove"
     opts = FitOptions(epochs=cfg.epochs, columns=strategy.columns, norm=norm, spec=spec, remove_background=remove,
                       amp=amp, channels_last=cuda,
                       augment=cfg.augment, schedule=cfg.schedule, state_path=fold_dir / "state.pt", resume=resume,
-                      progress=cfg.progress, desc=f"fold {fold}")
+                      progress=cfg.progress, desc=f"fold {fold}", shard=shard, dist_env=env if env.active else None)
     log(f"fold {fold}: {len(set(ids[train_rows]))} train infants ({len(train_rows)} frames), "
         f"{len(set(ids[test_rows]))} test infants ({len(test_rows)} frames), device {device}, "
-        f"amp {'bf16' if amp else 'off'}, {workers} loader workers")
+        f"amp {'bf16' if amp else 'off'}, {workers} loader workers" +
+        (f" per rank, {env.world} ranks (global batch {cfg.batch_size})" if env.active else ""))
     history = fit(trained, train_loader, test_loader, optimizer, device, opts, log=log)
+    if shard:
+        distributed.unshard_model(model)  # plain BatchNorm/Dropout again (same weights) for saving and export
 
     # cm and kg straight out of the last layer, for export and for every prediction below
     fold_destandardization(model.cpu(), cfg.backbone, norm.mean, norm.std)  # its mean/std tensors live on the CPU
@@ -273,13 +285,19 @@ def train_fold(table, cfg: TrainConfig, strategy: Strategy, spec, fold: int, tra
 
     # exported == evaluated: the test predictions come from the folded fp32 model, no autocast
     raw = predict(model, test_loader, spec, device, remove, amp=False, channels_last=cuda)
+    if env.active:  # each rank predicted its slice of the test frames
+        from neometer.train.loop import loader_positions
+
+        raw = distributed.gather_in_order(raw, loader_positions(test_loader), len(test_rows), env)
     pred_hw = raw if strategy.weight_from_height else to_height_weight(raw, strategy)
     rows = prediction_rows(table, fold, test_rows, np.asarray(pred_hw, np.float64), train_mean)
     ref = _targets(table, test_rows)
     config["metrics"] = {name: summarize(pred_hw[:, c], ref[:, c], np.full(len(ref), train_mean[c]))
                          for c, name in enumerate(("height", "weight")) if np.isfinite(pred_hw[:, c]).any()}
-    save_checkpoint(fold_dir / "model.safetensors", model.cpu(), config)
-    write_csv_atomic(fold_dir / "predictions.csv", rows)  # written last: it marks the fold as done
+    if env.is_main:
+        save_checkpoint(fold_dir / "model.safetensors", model.cpu(), config)
+        write_csv_atomic(fold_dir / "predictions.csv", rows)  # written last: it marks the fold as done
+    distributed.barrier(env)  # no rank moves on (or checks 'fold done') before the files exist
     log(f"fold {fold}: test " + ", ".join(f"{k} MAE {v['mae']:.3f} (mean baseline {v['baseline_mae']:.3f}, "
                                             f"skill {v['skill']:.2f})" for k, v in config["metrics"].items()))
     return rows
@@ -318,8 +336,16 @@ def run_crossval(table, cfg: TrainConfig, run_dir: str | Path, dataset_info: dic
     from neometer.data.preprocess import PreprocessSpec
     from neometer.models.checkpoint import load_checkpoint, save_checkpoint
 
+    from neometer.train import distributed
+
     run_dir = Path(run_dir)
-    device = resolve_device(cfg.device)
+    env, device = distributed.setup(resolve_device(cfg.device))  # torchrun: join the process group
+    if env.active:
+        if cfg.batch_size < 2 * env.world:
+            raise NeometerError(f"--batch-size {cfg.batch_size} is the global batch: with {env.world} processes it must be "
+                                f"at least {2 * env.world} (2 frames per process for BatchNorm)")
+        if not env.is_main:  # rank 0 alone logs and writes
+            log, cfg = (lambda *_a, **_k: None), replace(cfg, progress=False)
     strategy = strategy_for(cfg.task)
     size = int(np.asarray(table.images).shape[1])
     if size != cfg.img:
@@ -328,14 +354,17 @@ def run_crossval(table, cfg: TrainConfig, run_dir: str | Path, dataset_info: dic
     rows = select_frames(table, cfg.limit_infants)
     folds = make_folds(table, rows, cfg.folds, cfg.seed)
     _check_run_dir(run_dir, cfg, dataset_info, resume)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    distributed.barrier(env)  # every rank has checked the run dir before rank 0 writes into it
     # no cudnn.benchmark: on an H200 it spent ~25 s autotuning each new batch shape (train, ragged
     # last batch, test, fp32 prediction), more than a whole epoch; the default heuristics are fast
 
     base = base_checkpoint_config(cfg, strategy, spec, dataset_info)
     splits = splits_record(table, folds, cfg.folds, cfg.seed)
-    write_json_atomic(run_dir / "config.json", dict(base, fold=cfg.fold))
-    write_json_atomic(run_dir / "splits.json", splits)
+    if env.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(run_dir / "config.json", dict(base, fold=cfg.fold))
+        write_json_atomic(run_dir / "splits.json", splits)
+    distributed.barrier(env)
 
     wanted = [cfg.fold] if cfg.fold is not None else list(range(cfg.folds))
     for k in wanted:
@@ -344,7 +373,9 @@ def run_crossval(table, cfg: TrainConfig, run_dir: str | Path, dataset_info: dic
             continue
         split = dict(k=cfg.folds, seed=cfg.seed, fold=k, grouped_by="infant_id",
                      train_infants=splits["folds"][k]["train_infants"], test_infants=splits["folds"][k]["test_infants"])
-        train_fold(table, cfg, strategy, spec, k, folds[k][0], folds[k][1], run_dir, device, base, split, resume, log)
+        train_fold(table, cfg, strategy, spec, k, folds[k][0], folds[k][1], run_dir, device, base, split, resume, log, env)
+    if not env.is_main:  # the merge, the shipped model and the report are rank 0's
+        return {"run_dir": str(run_dir), "rank": env.rank}
 
     # every finished fold of this run dir (a --fold run adds to what earlier --fold runs left)
     done = [k for k in range(cfg.folds) if (run_dir / f"fold{k}" / "predictions.csv").is_file()]
