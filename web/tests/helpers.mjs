@@ -76,27 +76,20 @@ export function foreignRequests(requests, origin) {
   return requests.filter((u) => !u.startsWith(origin) && !/^(data|blob):/.test(u));
 }
 
-/** The bound for "within the demo model's error": 3x the pooled per-recording MAE from
- * models/demo/report.json when it exists; otherwise a documented generous bound of about
- * three population SDs of the synthetic newborns (length SD 1.9 cm, weight SD 0.45 kg), which
- * still catches unit mix-ups, swapped or standardised outputs and a broken preprocessing. */
+/** The bound for "within the demo model's error": 3x the demo model's per-recording MAE (the
+ * median over a recording's frames, which is what the app shows) from its evaluation report,
+ * models/demo/report/report.json (`neometer eval`); without a report, a documented generous
+ * bound of about three population SDs of the synthetic newborns (length SD 1.9 cm, weight SD
+ * 0.45 kg), which still catches unit mix-ups, swapped or standardised outputs and a broken
+ * preprocessing. */
 export function accuracyTolerance() {
-  const report = path.join(REPO, 'models', 'demo', 'report.json');
-  const fallback = { height_cm: 6.0, weight_kg: 1.4, source: 'generous bound (no models/demo/report.json)' };
+  const report = path.join(REPO, 'models', 'demo', 'report', 'report.json');
+  const fallback = { height_cm: 6.0, weight_kg: 1.4, source: 'generous bound (no models/demo/report/report.json)' };
   if (!fs.existsSync(report)) return fallback;
-  const found = [];
-  (function walk(node, trail) {
-    if (node && typeof node === 'object') for (const [k, v] of Object.entries(node)) walk(v, [...trail, k]);
-    else if (typeof node === 'number') found.push({ trail: trail.join('.').toLowerCase(), value: node });
-  })(JSON.parse(fs.readFileSync(report, 'utf8')), []);
-  const pick = (what) => {
-    const c = found.filter((f) => /mae/.test(f.trail) && f.trail.includes(what) && !/mape|delta|std|ci/.test(f.trail));
-    const score = (f) => (/record/.test(f.trail) ? 2 : 0) + (/pool|overall|all/.test(f.trail) ? 1 : 0);
-    return c.sort((a, b) => score(b) - score(a))[0];
-  };
-  const h = pick('height'), w = pick('weight');
-  if (!h || !w) return fallback;
-  return { height_cm: 3 * h.value, weight_kg: 3 * w.value, source: `3x ${h.trail} and ${w.trail} of models/demo/report.json` };
+  const perRecording = JSON.parse(fs.readFileSync(report, 'utf8')).per_recording || {};
+  const h = perRecording.height?.mae, w = perRecording.weight?.mae;
+  if (typeof h !== 'number' || typeof w !== 'number') return fallback;
+  return { height_cm: 3 * h, weight_kg: 3 * w, source: '3x per_recording.{height,weight}.mae of models/demo/report/report.json' };
 }
 
 /** numpy.median (mean of the two middle values for an even count). */
