@@ -5,7 +5,6 @@ input gives clear errors; a failed export leaves nothing that looks complete."""
 from __future__ import annotations
 
 import json
-import sys
 
 import numpy as np
 import pytest
@@ -196,7 +195,6 @@ def test_coreml_image_input(ckpt, calib, tmp_path):
 # --- failures --------------------------------------------------------------------------------
 
 def test_failed_converter_leaves_nothing(ckpt, calib, tmp_path, monkeypatch):
-    import dataclasses
 
     import neometer.export.onnx as onnx_mod
 

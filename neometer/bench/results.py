@@ -171,7 +171,7 @@ def markdown_report(rows: list[Row], run: dict, device: dict, versions: dict, se
              f"{' (dirty tree)' if run.get('git_dirty') else ''}",
              f"- device: {device['kind']}, {device.get('cpu')}, {device.get('cores')} cores, flags: {flags}, {device.get('os')}",
              f"- software: {soft}",
-             f"- settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()), "",
+             "- settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()), "",
              markdown_table(rows), ""]
     div = divergence_lines(rows)
     if div:

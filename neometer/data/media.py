@@ -168,7 +168,6 @@ def _reason(exc: NeometerError) -> str:
 
 
 def _check_video(media: Path, mask: Path | None, fps: float | None, read_mask) -> MediaCheck:
-    import cv2
 
     result = MediaCheck(is_video=True)
     try:

@@ -12,7 +12,7 @@ than delegated to OpenCV so that JavaScript, Java and Swift can reproduce it to 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np

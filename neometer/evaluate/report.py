@@ -303,7 +303,7 @@ def to_markdown(rep: dict) -> str:
     qs = rep["quantities"]
     units = rep["units"]
     runs = ", ".join(f"{r['run_dir']} ({r['task']}, {r['backbone']}, background {r['background']})" for r in rep["runs"])
-    lines = [f"# Evaluation report", "", f"Runs: {runs}", "",
+    lines = ["# Evaluation report", "", f"Runs: {runs}", "",
              f"{rep['n_frames']} test frames, {rep['n_recordings']} recordings, {rep['n_infants']} infants, "
              f"folds {rep['folds']}.", "", "## Per frame", "",
              "| fold | quantity | n | MAE | MAPE % | RMSE | bias | mean-predictor MAE | skill |",

@@ -41,9 +41,10 @@ def _last_linear_path(name: str) -> str:
     return {"mobilenet_v2": "classifier.1", "vgg16": "classifier.6", "alexnet": "classifier.6", "googlenet": "fc"}[name]
 
 
-def load_imagenet_weights(model: nn.Module, path: str | Path) -> None:
-    """torchvision's own .pth state dict, loaded from a local file (never downloaded);
-    the classifier's 1000-way layer is skipped since it is replaced."""
+def load_imagenet_weights(model: nn.Module, path: str | Path, what: str = "this backbone") -> None:
+    """torchvision's own .pth state dict, loaded from a local file (never downloaded) into
+    `model` (a regressor, or a segmenter's encoder); tensors whose name or shape do not fit
+    (the replaced 1000-way classifier) are skipped."""
     path = Path(path)
     if not path.is_file():
         raise NeometerError(f"--weights {path}: no such file; pass a torchvision ImageNet .pth saved locally")
@@ -54,7 +55,8 @@ def load_imagenet_weights(model: nn.Module, path: str | Path) -> None:
     own = model.state_dict()
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if len(usable) < len(own) // 2:
-        raise NeometerError(f"--weights {path}: only {len(usable)} of {len(own)} tensors match this backbone; is it the right architecture?")
+        raise NeometerError(f"--weights {path}: only {len(usable)} of {len(own)} tensors match {what}; "
+                            "is it the right architecture?")
     model.load_state_dict(usable, strict=False)
 
 

@@ -26,6 +26,7 @@ from torch import nn
 from torchvision import models as tvm
 
 from neometer.errors import NeometerError
+from neometer.models.regressor import load_imagenet_weights
 
 # Each arch taps its encoder twice: stride-8 features carry the boundary detail, the stride-16/32
 # context features the "is this a baby" evidence.
@@ -196,23 +197,6 @@ class SegmentAndMeasure(nn.Module):
         return torch.sigmoid(mask), measures
 
 
-def load_backbone_weights(model: InfantSegmenter, path: str | Path) -> None:
-    """A torchvision ImageNet classification .pth (saved locally, never downloaded) -> encoder."""
-    path = Path(path)
-    if not path.is_file():
-        raise NeometerError(f"--weights {path}: no such file; pass a torchvision ImageNet .pth saved locally")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a bad file
-        raise NeometerError(f"--weights {path}: not a torchvision state dict ({exc})") from None
-    own = model.encoder.state_dict()
-    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    if len(usable) < len(own) // 2:
-        raise NeometerError(f"--weights {path}: only {len(usable)} of {len(own)} encoder tensors match "
-                            f"{model.arch} width {model.width}; is it the right architecture?")
-    model.encoder.load_state_dict(usable, strict=False)
-
-
 def build_segmenter(config: dict) -> nn.Module:
     """The architecture a checkpoint config describes (role "segmenter"), untrained."""
     arch = config.get("arch") or config.get("backbone") or DEFAULT_ARCH
@@ -249,7 +233,7 @@ def new_segmenter(arch: str = DEFAULT_ARCH, width: float = 1.0, img_size: int = 
                   weights: str | Path | None = None, inter_channels: int = 64) -> InfantSegmenter:
     model = InfantSegmenter(arch, width, img_size, inter_channels)
     if weights:
-        load_backbone_weights(model, weights)
+        load_imagenet_weights(model.encoder, weights, f"{model.arch} width {model.width}'s encoder")
     else:
         warnings.warn("segmenter encoder starts from random initialisation (no --weights); "
                       "fine for the synthetic benchmark, slower to converge on clinical photos", stacklevel=2)

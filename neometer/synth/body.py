@@ -299,9 +299,7 @@ def trunk_outline(L: float, g: float, breath: float, chin, bend: float, scale: f
 def build_shapes(infant: Infant, pose: dict, breath: float = 0.0) -> list:
     """All primitives of the baby in body coordinates, back to front."""
     sk = skeleton(infant, pose)
-    L, g, skin = infant.height_cm, infant.girth, infant.skin
-    j, r = sk.joints, sk.radii
-    crease = _shade(skin, 0.72)
+    crease = _shade(infant.skin, 0.72)
     out: list = []
     legs = _legs(infant, sk, crease)
     arms = _arms(infant, sk, crease)

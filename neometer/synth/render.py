@@ -23,7 +23,7 @@ import numpy as np
 
 from neometer.synth import body as body_mod
 from neometer.synth.body import Infant, Shape, Stroke
-from neometer.synth.camera import Camera, homography_jacobian, image_size, project
+from neometer.synth.camera import Camera, image_size, project
 from neometer.synth.labels import sample_labels
 from neometer.synth.scene import BedCanvas, clutter_shapes, make_canvas, sample_scene
 
