@@ -43,8 +43,8 @@ def _last_linear_path(name: str) -> str:
 
 def load_imagenet_weights(model: nn.Module, path: str | Path, what: str = "this backbone") -> None:
     """torchvision's own .pth state dict, loaded from a local file (never downloaded) into
-    `model` (a regressor, or a segmenter's encoder); tensors whose name or shape do not fit
-    (the replaced 1000-way classifier) are skipped."""
+    `model` (a regressor, or a segmenter's encoder, whose names keep torchvision's `features.`);
+    tensors whose name or shape do not fit (the replaced 1000-way classifier) are skipped."""
     path = Path(path)
     if not path.is_file():
         raise NeometerError(f"--weights {path}: no such file; pass a torchvision ImageNet .pth saved locally")
