@@ -198,7 +198,9 @@ def result_to_row(result: dict):
     from neometer.bench.results import Row
 
     model, soft, lat = result["model"], result.get("software") or {}, result.get("latency") or {}
-    return Row(format=model["format"], precision=model["precision"], converter=soft.get("converter") or "–",
+    throttle = (result.get("device") or {}).get("throttle")
+    converter = (soft.get("converter") or "–") + (f" @{throttle:g}x CPU" if throttle else "")
+    return Row(format=model["format"], precision=model["precision"], converter=converter,
                status=result.get("status") or "measured", artifact=model.get("artifact"), sha256=model.get("sha256"),
                size_bytes=model.get("size_bytes"), threads=int(lat.get("threads") or 1), latency=lat or None,
                parity=result.get("parity"), runtime=soft.get("runtime"),

@@ -151,7 +151,11 @@ def tflite_intermediates(model_path: Path, x: np.ndarray, layout: str = "NHWC") 
     interp.invoke()
     details = {d["index"]: d for d in interp.get_tensor_details()}
     result = []
+    activations = {inp["index"]}  # tensors that depend on the input image
     for op in interp._get_ops_details():  # noqa: SLF001 - the only way to get execution order
+        if not activations.intersection(int(i) for i in op["inputs"]):
+            continue  # weights only (e.g. DEQUANTIZE of fp16 weights): no activation to compare
+        activations.update(int(i) for i in op["outputs"])
         for idx in op["outputs"]:
             d = details.get(idx)
             if d is None:

@@ -15,7 +15,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
 
 STATUS_TEXT = {"passed": "passed", "failed_parity": "exported but failed parity", "export_failed": "export failed",
-               "not_run": "not run", "measured": "measured (reference)", "runtime_failed": "runtime failed"}
+               "not_run": "not run", "measured": "measured", "runtime_failed": "runtime failed"}
 
 
 @dataclass

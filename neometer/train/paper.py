@@ -56,6 +56,9 @@ def configure(p: argparse.ArgumentParser) -> None:
                         "default random init (nothing is downloaded)")
     p.add_argument("--backbones", default="mobilenet_v2,vgg16,googlenet,alexnet", help="Table 1 backbones")
     p.add_argument("--no-ablation", action="store_true", help="skip the background keep runs")
+    p.add_argument("--segmenter", default=None,
+                   help="a segmenter checkpoint at the runs' --img: adds the deployable-mask ablation (each fold's "
+                        "multi-task model on its held-out frames with ground-truth masks, segmenter masks, none)")
     p.add_argument("--resume", action="store_true", help="skip runs (and folds) already finished in --out")
     p.add_argument("--quiet", action="store_true")
 
@@ -187,6 +190,62 @@ def tables(out: Path, names: dict, cfg) -> tuple[str, dict]:
     return "\n".join(lines) + "\n", data
 
 
+def check_segmenter(path: str | Path, img: int) -> None:
+    """Before hours of training: is --segmenter a segmenter at the runs' input size?"""
+    from neometer.models.checkpoint import config_path, resolve_checkpoint
+
+    config = json.loads(config_path(resolve_checkpoint(path)).read_text())
+    if config.get("role") != "segmenter":
+        raise NeometerError(f"--segmenter {path}: role is {config.get('role')!r}; pass a segmenter checkpoint")
+    if config.get("img_size") != img:
+        raise NeometerError(f"--segmenter {path}: takes {config.get('img_size')} px but the runs use {img} px; "
+                            f"pass --img {config.get('img_size')} or a segmenter trained at {img} px")
+
+
+def segmenter_ablation(table, run_dir: Path, segmenter: str | Path, img: int) -> list[dict]:
+    """The paper's background ablation with a mask a phone can compute (issue 9): each fold's
+    model of `run_dir` on that fold's held-out frames with ground-truth masks, the segmenter's
+    masks, and no removal; MAEs are pooled over folds, weighted by frames."""
+    import numpy as np
+
+    from neometer.data.preprocess import PreprocessSpec
+    from neometer.evaluate.segmentation import mask_ablation, predict_batched
+    from neometer.measure.pipeline import TorchModelRunner
+    from neometer.models.checkpoint import load_checkpoint
+    from neometer.train.segment import load_regressor_runner
+
+    check_segmenter(segmenter, img)
+    seg_model, seg_config = load_checkpoint(segmenter)
+    spec, seg = PreprocessSpec(target_size=img), TorchModelRunner(seg_model, seg_config)
+    infant = np.asarray(table.infant_id)
+    arms: dict[str, list[dict]] = {}
+    for fold in json.loads((run_dir / "splits.json").read_text())["folds"]:
+        weights = run_dir / f"fold{fold['fold']}" / "model.safetensors"
+        rows = np.flatnonzero(np.isin(infant, fold["test_infants"]))
+        if not weights.is_file() or not len(rows):
+            continue
+        images, masks = np.asarray(table.images[rows]), np.asarray(table.masks[rows])
+        probs = predict_batched(seg, images, spec).reshape(len(rows), img, img)
+        labels = np.stack([table.height_cm[rows], table.weight_kg[rows]], 1)
+        regressor, _ = load_regressor_runner(weights)
+        for row in mask_ablation(images, masks, probs, labels, np.asarray(table.recording)[rows], spec, regressor):
+            arms.setdefault(row["input"], []).append(row)
+    pooled = []
+    for name, rows in arms.items():
+        n = sum(r["frames"] for r in rows)
+        pooled.append({"input": name, "frames": n, **{k: sum(r[k] * r["frames"] for r in rows) / n
+                                                      for k in ("height_cm_mae_frame", "weight_kg_mae_frame")}})
+    return pooled
+
+
+def ablation_markdown(rows: list[dict]) -> str:
+    lines = ["", "## Background removal with a deployable mask (multi-task MobileNetV2, held-out frames)", "",
+             "| input | frames | height MAE cm | weight MAE kg |", "|---|---|---|---|"]
+    lines += [f"| {r['input']} | {r['frames']} | {r['height_cm_mae_frame']:.3f} | {r['weight_kg_mae_frame']:.3f} |"
+              for r in rows]
+    return "\n".join(lines) + "\n"
+
+
 def plot_tables(data: dict, path: Path) -> None:
     import matplotlib
 
@@ -230,6 +289,8 @@ def run(args) -> int:
         problems = replace(cfg, **kw).problems()
         if problems:
             raise NeometerError("bad benchmark arguments", problems=problems)
+    if args.segmenter:
+        check_segmenter(args.segmenter, cfg.img)
     out = Path(args.out) if args.out else Path("runs") / f"paper-{time.strftime('%Y%m%d-%H%M%S')}"
     if out.exists() and any(out.iterdir()) and not args.resume:
         raise NeometerError(f"{out} exists and is not empty; pass --resume to finish it, or another --out")
@@ -262,6 +323,9 @@ def run(args) -> int:
         names.update({("keep", "mobilenet+regression"): done["mobilenet_v2-height+regression-keep"],
                       ("keep", "two one-task nets"): keep_two, ("keep", "multi-task"): done["mobilenet_v2-multitask-keep"]})
     text, data = tables(out, names, cfg)
+    if args.segmenter:
+        data["segmenter_ablation"] = segmenter_ablation(table, done["mobilenet_v2-multitask"], args.segmenter, cfg.img)
+        text += ablation_markdown(data["segmenter_ablation"])
     header = (f"# The paper's experiments on {info['path']}\n\npreset {preset}: {cfg.img} px, {cfg.epochs} epochs, "
               f"{cfg.folds}-fold CV grouped by infant, {info['infants']} infants"
               f"{f' (first {cfg.limit_infants} used)' if cfg.limit_infants else ''}, "
