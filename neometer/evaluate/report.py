@@ -214,7 +214,8 @@ def compute_report(p: Predictions, runs: list[dict]) -> dict:
 
 # --- plots --------------------------------------------------------------------------------
 
-def _plt():
+def pyplot():
+    """matplotlib without a display (Agg), imported only when a plot is drawn."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -224,7 +225,7 @@ def _plt():
 
 
 def plot_bland_altman(p: Predictions, q: str, ba: dict, path: Path) -> None:
-    plt = _plt()
+    plt = pyplot()
     unit = QUANTITIES[q][0]
     x, y = bland_altman_points(*_quantity(p, q)[:2])
     fig, ax = plt.subplots(figsize=(6, 4.2))
@@ -236,11 +237,11 @@ def plot_bland_altman(p: Predictions, q: str, ba: dict, path: Path) -> None:
     ax.set_ylabel(f"prediction - reference ({unit})")
     ax.set_title(f"Bland-Altman, {q} (per frame, n={ba['n']})")
     ax.legend(fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_pred_vs_ref(p: Predictions, quantities, path: Path) -> None:
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(quantities), figsize=(5 * len(quantities), 4.5), squeeze=False)
     for ax, q in zip(axes[0], quantities):
         pred, ref, _ = _quantity(p, q)
@@ -251,11 +252,11 @@ def plot_pred_vs_ref(p: Predictions, quantities, path: Path) -> None:
         ax.set_ylabel(f"predicted {q} ({QUANTITIES[q][0]})")
         ax.set_title(f"{q}: predicted vs reference (colour = fold)")
         ax.legend(fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_error_by_bin(bins: dict, path: Path) -> None:
-    plt = _plt()
+    plt = pyplot()
     qs = list(bins)
     fig, axes = plt.subplots(1, len(qs), figsize=(5 * len(qs), 4), squeeze=False)
     for ax, q in zip(axes[0], qs):
@@ -270,11 +271,11 @@ def plot_error_by_bin(bins: dict, path: Path) -> None:
         ax.set_ylabel(f"MAE ({QUANTITIES[q][0]})")
         ax.set_title(f"{q}: error by reference bin (n = infants)")
         ax.legend(fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_temporal_stability(recs: list[dict], quantities, path: Path) -> None:
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(quantities), figsize=(5 * len(quantities), 4), squeeze=False)
     for ax, q in zip(axes[0], quantities):
         sd = [(r[f"{q}_frame_sd"], r["infant_id"]) for r in recs if np.isfinite(r[f"{q}_frame_sd"])]
@@ -282,14 +283,15 @@ def plot_temporal_stability(recs: list[dict], quantities, path: Path) -> None:
         ax.set_xlabel("recording (multi-frame only)")
         ax.set_ylabel(f"frame-to-frame SD ({QUANTITIES[q][0]})")
         ax.set_title(f"{q}: temporal stability per recording" + ("" if sd else " (no videos)"))
-    _save(fig, path)
+    save_figure(fig, path)
 
 
-def _save(fig, path: Path) -> None:
+def save_figure(fig, path: Path, dpi: int = 110) -> None:
+    """Tight layout, written atomically (a crash leaves no half PNG)."""
     tmp = path.with_name(path.stem + ".tmp.png")
     fig.tight_layout()
-    fig.savefig(tmp, dpi=110)
-    _plt().close(fig)
+    fig.savefig(tmp, dpi=dpi)
+    pyplot().close(fig)
     tmp.replace(path)
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from neometer.evaluate.report import pyplot, save_figure
+
 BOUNDARY_TOLERANCE_PX = 2
 HARD_SLICES = {"clutter": ("clutter",), "partial_body": ("partial",)}  # slice -> tag substrings
 
@@ -163,23 +165,6 @@ def _write_text(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save_fig(fig, path: Path) -> None:
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.tight_layout()
-    fig.savefig(tmp, dpi=100)
-    _plt().close(fig)
-    tmp.replace(path)
-
-
 def overlay(image: np.ndarray, prob: np.ndarray, ref: np.ndarray) -> np.ndarray:
     """RGB uint8: predicted body tinted red, the reference contour drawn green."""
     out = image.astype(np.float32)
@@ -192,7 +177,7 @@ def overlay(image: np.ndarray, prob: np.ndarray, ref: np.ndarray) -> np.ndarray:
 
 def plot_overlays(images, probs, refs, scores: dict, tags, path: Path, n: int = 16, seed: int = 0) -> None:
     """The worst frames by IoU (half the grid) and a random sample (the other half)."""
-    plt = _plt()
+    plt = pyplot()
     order = np.argsort(scores["iou"])
     worst = list(order[: n // 2])
     rest = [i for i in np.random.default_rng(seed).permutation(len(images)) if i not in worst][: n - len(worst)]
@@ -208,11 +193,11 @@ def plot_overlays(images, probs, refs, scores: dict, tags, path: Path, n: int = 
         tag = ",".join(tags[i])[:24]
         ax.set_title(f"{label} IoU {scores['iou'][i]:.2f} BF {scores['boundary_f'][i]:.2f}\n{tag}", fontsize=8)
     fig.suptitle("red: segmenter mask (p>=0.5), green: ground-truth contour", fontsize=10)
-    _save_fig(fig, path)
+    save_figure(fig, path, dpi=100)
 
 
 def plot_slices(summary: dict, path: Path) -> None:
-    plt = _plt()
+    plt = pyplot()
     names = [k for k, v in summary.items() if v["frames"]]
     x = np.arange(len(names))
     fig, ax = plt.subplots(figsize=(max(5, 1.1 * len(names)), 3.5))
@@ -223,7 +208,7 @@ def plot_slices(summary: dict, path: Path) -> None:
     ax.set_ylabel("mean per frame")
     ax.legend(fontsize=8)
     ax.set_title("segmenter on held-out infants, by slice")
-    _save_fig(fig, path)
+    save_figure(fig, path, dpi=100)
 
 
 def _f(v, digits: int = 3) -> str:

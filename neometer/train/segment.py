@@ -367,9 +367,9 @@ def regressor_for_fold(run_dir: Path, fold: int) -> Path:
 
 
 def plot_history(history: list[dict], path: Path) -> None:
-    from neometer.evaluate.segmentation import _plt, _save_fig
+    from neometer.evaluate.report import pyplot, save_figure
 
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.2))
     ep = [h["epoch"] for h in history]
     ax.plot(ep, [h["loss"] for h in history], label="train loss (BCE + Dice)")
@@ -381,7 +381,7 @@ def plot_history(history: list[dict], path: Path) -> None:
         ax2.set_ylabel("held-out IoU")
     ax.set_title("segmenter training")
     ax.legend(loc="upper center", fontsize=8)
-    _save_fig(fig, path)
+    save_figure(fig, path, dpi=100)
 
 
 def train_segmenter(table, cfg: SegTrainConfig, out_dir: str | Path, dataset_info: dict | None = None,
