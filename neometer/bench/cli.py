@@ -68,7 +68,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=None, help="results root (default benchmarks/results)")
     parser.add_argument("--ci", action="store_true", help="exit 1 when any artifact fails export, runtime or parity")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    sub = parser.add_subparsers(dest="bench_command", metavar="{paper}")
+    sub = parser.add_subparsers(dest="bench_command", metavar="{paper,ranks}")
     paper = sub.add_parser("paper", help="the paper-reproduction report (training stage)")
     try:
         from neometer.train import paper as paper_mod  # the training stage owns it
@@ -77,6 +77,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         paper.set_defaults(paper_missing=str(exc))
     else:
         paper_mod.configure(paper)
+    from neometer.bench import ranks
+
+    ranks.configure(sub.add_parser("ranks", help="memory the frame table costs each torchrun rank"))
 
 
 def run(args) -> int:
@@ -86,6 +89,10 @@ def run(args) -> int:
         from neometer.train import paper
 
         return int(paper.run(args) or 0)
+    if getattr(args, "bench_command", None) == "ranks":
+        from neometer.bench import ranks
+
+        return ranks.run(args)
     if args.device == "host":
         return run_host_cli(args)
     return run_device_cli(args)

@@ -1,5 +1,7 @@
 """`neometer data check DIR`: validate a dataset and report every problem at once;
-`neometer data hash DIR`: its content hash. Neither writes inside the dataset folder."""
+`neometer data hash DIR`: its content hash; `neometer data pack DIR`: the dataset's frame cache
+as a few large shard files (for many training processes / machines). None writes inside the
+dataset folder."""
 
 from __future__ import annotations
 
@@ -20,9 +22,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
                        "(height vs weight per recording); must be outside the dataset folder")
     digest = sub.add_parser("hash", help="print the dataset's content hash (manifest + media + masks)")
     digest.add_argument("dataset", metavar="DIR")
+    pack = sub.add_parser("pack", help="copy the dataset's cached frames into large shard files "
+                          "(fewer files for a shared filesystem; copy the cache folder to each node's disk)")
+    pack.add_argument("dataset", metavar="DIR")
+    pack.add_argument("--img", type=int, default=224, help="frame size, as `train --img` (default %(default)s)")
+    pack.add_argument("--fps", type=float, default=2.0, help="as `train --fps` (default %(default)s)")
+    pack.add_argument("--max-frames", type=int, default=None, help="as `train --max-frames`")
+    pack.add_argument("--cache-dir", default=None, help="frame cache folder (default: $NEOMETER_CACHE or ~/.cache/neometer)")
+    pack.add_argument("--shard-mb", type=float, default=1024, help="target shard size in MB (default %(default)s)")
+    pack.add_argument("--keep-entries", action="store_true",
+                      help="keep the per-recording cache entries the pack replaces (default: delete them)")
+    pack.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action == "pack":
+        return pack(args)
     if args.action == "hash":
         from neometer.data.manifest import dataset_sha256
 
@@ -43,6 +58,23 @@ def run(args: argparse.Namespace) -> int:
         raise NeometerError(f"{len(report.problems)} problem(s) in {report.dataset_dir} ({ROW_CONVENTION}); "
                             "nothing was changed", problems=report.problems)
     print("ok: no problems found")
+    return 0
+
+
+def pack(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from neometer.data.cache import pack_cache
+    from neometer.data.preprocess import PreprocessSpec
+
+    problems = [f"--{name} {value}: must be > 0" for name, value in
+                (("img", args.img), ("shard-mb", args.shard_mb), ("max-frames", args.max_frames or 1)) if value <= 0]
+    if not (Path(args.dataset) / "manifest.csv").is_file():
+        problems.append(f"{args.dataset}: no manifest.csv there; point it at a dataset folder")
+    if problems:
+        raise NeometerError("cannot pack", problems=problems)
+    pack_cache(args.dataset, PreprocessSpec(target_size=args.img), args.fps, args.max_frames, args.cache_dir,
+               args.shard_mb, args.keep_entries, progress=not args.quiet)
     return 0
 
 

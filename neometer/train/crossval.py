@@ -347,7 +347,7 @@ def run_crossval(table, cfg: TrainConfig, run_dir: str | Path, dataset_info: dic
         if not env.is_main:  # rank 0 alone logs and writes
             log, cfg = (lambda *_a, **_k: None), replace(cfg, progress=False)
     strategy = strategy_for(cfg.task)
-    size = int(np.asarray(table.images).shape[1])
+    size = int(table.images.shape[1])
     if size != cfg.img:
         raise NeometerError(f"the frame table holds {size}px frames but --img is {cfg.img}; rebuild it at --img")
     spec = replace(PreprocessSpec(target_size=cfg.img), background_removal="mask" if cfg.background == "remove" else "none")

@@ -95,8 +95,9 @@ def rows_with_masks(table, rows: np.ndarray) -> np.ndarray:
     255 everywhere when a mask is missing, which would teach "everything is body"."""
     rows = np.asarray(rows, np.int64)
     has_file = np.array([table.recordings[int(table.recording[r])].mask is not None for r in rows], bool)
-    masks = table.masks
-    all_body = np.array([bool(np.all(np.asarray(masks[r]) == 255)) for r in rows], bool)
+    all_body = np.zeros(len(rows), bool)
+    for a in range(0, len(rows), 256):  # a chunk of rows per read: the masks stay on disk
+        all_body[a:a + 256] = (table.masks[rows[a:a + 256]] == 255).reshape(len(rows[a:a + 256]), -1).all(axis=1)
     return rows[has_file & ~all_body]
 
 
@@ -398,7 +399,7 @@ def train_segmenter(table, cfg: SegTrainConfig, out_dir: str | Path, dataset_inf
     from neometer.models.segmenter import count_parameters, new_segmenter, segmenter_config
 
     problems = cfg.problems()
-    size = int(np.asarray(table.images).shape[1])
+    size = int(table.images.shape[1])
     if size != cfg.img:
         problems.append(f"the frame table holds {size}px frames but --img is {cfg.img}; rebuild it at --img")
     if problems:
