@@ -229,3 +229,32 @@ def test_torchrun_needs_an_explicit_out_folder(synth_dataset, monkeypatch, capsy
     assert not distributed.env_from_environ({}).active
     assert distributed.restarted_by_torchrun({"TORCHELASTIC_RESTART_COUNT": "1"})
     assert not distributed.restarted_by_torchrun({"TORCHELASTIC_RESTART_COUNT": "0"})
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_nodes_rendezvous_and_train_like_one_process(runs, synth_dataset):
+    """The multi-node command of docs/distributed.md, with two torchrun agents on this host
+    standing in for two machines (c10d rendezvous, one process per 'node')."""
+    root, _ = runs
+    port = _free_port()
+    args = ["--data", str(synth_dataset), "--cache-dir", str(root / "cache"), *TINY, "--fold", "0",
+            "--out", str(root / "nodes")]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    agents = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1",
+                                "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "nodes",
+                                "train.py", *args], env=env, cwd=os.path.dirname(os.path.dirname(__file__)),
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    outs = [a.communicate(timeout=600)[0] for a in agents]
+    assert [a.returncode for a in agents] == [0, 0], "\n".join(o[-2000:] for o in outs)
+    assert sum("2 ranks (global batch 4)" in o for o in outs) == 1  # one rank 0, on one of the 'nodes'
+    one = json.loads((root / "all" / "fold0" / "model.json").read_text())["training"]["history"]
+    two = json.loads((root / "nodes" / "fold0" / "model.json").read_text())["training"]["history"]
+    assert two[0]["loss"] == pytest.approx(one[0]["loss"], rel=1e-3)
+    np.testing.assert_allclose(two[-1]["val_mae"], one[-1]["val_mae"], atol=5e-3)
