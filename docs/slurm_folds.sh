@@ -22,8 +22,12 @@ OUT=runs/${TASK/+/_}-f${FOLD}
 RESUME=$([ -f "$OUT/config.json" ] && echo --resume || true)   # a requeued task continues its fold
 
 # the frame cache on a shared filesystem: decoded once (by rank 0 of the first job to reach a
-# recording), then only read; per-recording .npy files, so many readers never contend on one file
+# recording), then only read; per-recording .npy files (or `neometer data pack` shards), and each
+# rank reads only its own frames
 export NEOMETER_CACHE=${NEOMETER_CACHE:-$PWD/.cache/neometer}
+
+# restarts (--max-restarts) must not reuse the dead attempt's rendezvous store (pytorch#135712)
+export TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1
 
 srun torchrun --standalone --nproc_per_node "${SLURM_GPUS_PER_NODE:-4}" --max-restarts 3 \
   train.py --data data/study --task "$TASK" --folds $FOLDS --fold $FOLD \

@@ -229,6 +229,9 @@ def test_torchrun_needs_an_explicit_out_folder(synth_dataset, monkeypatch, capsy
     assert not distributed.env_from_environ({}).active
     assert distributed.restarted_by_torchrun({"TORCHELASTIC_RESTART_COUNT": "1"})
     assert not distributed.restarted_by_torchrun({"TORCHELASTIC_RESTART_COUNT": "0"})
+    assert "TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1" in distributed.restart_warning({"TORCHELASTIC_MAX_RESTARTS": "3"})
+    assert distributed.restart_warning({"TORCHELASTIC_MAX_RESTARTS": "3", "TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"}) is None
+    assert distributed.restart_warning({"TORCHELASTIC_MAX_RESTARTS": "0"}) is None
 
 
 def _free_port() -> int:

@@ -99,6 +99,8 @@ def run(args) -> int:
                             "run folder, and a default name with the time in it would differ between them")
     out = Path(args.out) if args.out else Path("runs") / f"{cfg.task.replace('+', '_')}-{cfg.backbone}-{time.strftime('%Y%m%d-%H%M%S')}"
     env, _ = distributed.setup(resolve_device(cfg.device))  # torchrun: join the process group (else nothing)
+    if env.is_main and distributed.restart_warning():
+        print(f"warning: {distributed.restart_warning()}", flush=True)
     try:
         if env.active and not env.is_main:  # rank 0 decodes into the frame cache; the others then read it
             distributed.barrier(env)

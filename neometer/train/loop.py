@@ -185,10 +185,29 @@ def _lr_factor(schedule: str, step: int, total: int) -> float:
     return 1.0
 
 
-def _save_state(path: Path, model, optimizer, epoch: int, norm: TargetNorm, history: list) -> None:
+def _rng_state(device: torch.device) -> dict:
+    """The generators the training steps draw from (augmentation, dropout, the DataLoader's base
+    seed), so a resumed run continues their streams instead of replaying them from the seed."""
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict, device: torch.device) -> None:
+    """Every rank restores rank 0's state: all ranks draw the whole global batch's numbers, so
+    their generators are in step anyway (see distributed.BatchShard)."""
+    torch.set_rng_state(state["torch"].cpu())  # a map_location=cuda load moved the byte tensors
+    np.random.set_state(state["numpy"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"].cpu(), device)
+
+
+def _save_state(path: Path, model, optimizer, epoch: int, norm: TargetNorm, history: list,
+                rng: dict | None = None) -> None:
     tmp = path.with_suffix(".pt.tmp")
     torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
-                "target_norm": norm.to_dict(), "history": history}, tmp)
+                "target_norm": norm.to_dict(), "history": history, "rng": rng}, tmp)
     tmp.replace(path)
 
 
@@ -248,6 +267,8 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | Non
         unwrap(model).load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, history = state["epoch"] + 1, state["history"]
+        if state.get("rng"):  # (a state.pt from before the generators were saved resumes without them)
+            _set_rng_state(state["rng"], device)
         log(f"{opts.desc}: resumed after epoch {start_epoch} from {opts.state_path}")
 
     mean = torch.tensor(opts.norm.mean, device=device)
@@ -300,7 +321,7 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | Non
         log(f"{opts.desc} epoch {epoch + 1}/{opts.epochs}: loss {record['loss']:.4f}, "
             f"val MAE {_fmt(record.get('val_mae'))}, {record['images_per_s']:.0f} images/s")
         if opts.state_path and env.is_main:  # one writer; atomic, so a killed job never leaves half a file
-            _save_state(opts.state_path, unwrap(model), optimizer, epoch, opts.norm, history)
+            _save_state(opts.state_path, unwrap(model), optimizer, epoch, opts.norm, history, _rng_state(device))
     return history
 
 
