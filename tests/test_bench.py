@@ -373,3 +373,34 @@ def test_first_divergence_matches_by_value_across_layouts():
     d = first_divergence(broken, reference, 1e-3, "test")
     assert (d.layer, d.op, d.index) == ("DEPTHWISE:2", "DEPTHWISE_CONV_2D", 2) and d.rel_err == pytest.approx(0.1, rel=1e-3)
     assert d.message() == "first diverging layer: DEPTHWISE:2 (DEPTHWISE_CONV_2D) rel err 0.1"
+
+
+def test_fp16_weight_reference_separates_converter_error_from_fp16_rounding(tmp_path):
+    import torch
+
+    from neometer.bench.precision import explain_fp16, fp16_weight_model, fp16_weight_reference
+    from neometer.export.fixtures import make_tiny_regressor
+    from neometer.models.checkpoint import load_checkpoint
+
+    model, config = load_checkpoint(make_tiny_regressor(tmp_path / "m.safetensors"))
+    with torch.no_grad():  # BatchNorm statistics a trained model would have, so folding changes the weights
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_var.uniform_(0.01, 3.0)
+                m.running_mean.uniform_(-0.5, 0.5)
+    model = model.float().eval()
+    sim_model = fp16_weight_model(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in sim_model.modules())  # folded, as converters do
+    assert all(torch.equal(p, p.half().float()) for p in sim_model.parameters())  # every weight is an fp16 value
+    x = np.random.default_rng(0).normal(size=(6, 3, 64, 64)).astype(np.float32)
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x)).numpy()
+    sim = fp16_weight_reference(model, x)
+    assert np.abs(sim - ref).max() > 0  # rounding the folded weights moves the outputs by itself
+    outputs = config["outputs"]
+    for i, o in enumerate(outputs):
+        o["index"] = i
+    exact = explain_fp16(sim, sim + np.float32(1e-5), outputs, parity.Thresholds())
+    assert exact["converter_exact"] is True and "not the converter" in exact["text"]
+    broken = explain_fp16(sim, sim + np.array([0.05, 0.0], np.float32), outputs, parity.Thresholds())
+    assert broken["converter_exact"] is False and "converter changed the numbers" in broken["text"]

@@ -286,7 +286,26 @@ def artifact_row(art: Artifact, config, inputs, out, threads, ref, heldout, sett
         where = (f"; first diverging layer: {div['layer']} ({div['op']}) rel err {div['rel_err']:.3g}"
                  if div.get("layer") else "")
         row.reason = "; ".join(row.parity["reasons"]) + where
+        if art.precision == "fp16" and art.format == "tflite":  # weight-only fp16: fp32 compute
+            key16 = f"{key}#fp16"
+            if key16 not in divergences:
+                divergences[key16] = explain_fp16_failure(config, res.predictions, heldout, outputs, settings)
+            row.parity["fp16_weights"] = divergences[key16]
+            row.reason += f"; {divergences[key16]['text']}"
     return row
+
+
+def explain_fp16_failure(config: dict, pred, heldout, outputs, settings) -> dict:
+    """neometer.bench.precision on the held-out images; says so when the model cannot be traced."""
+    from neometer.bench.precision import explain_fp16, fp16_weight_reference
+    from neometer.models.checkpoint import load_checkpoint
+
+    try:
+        model, _ = load_checkpoint(config["checkpoint_path"])
+        sim = fp16_weight_reference(model, heldout.x)
+    except Exception as exc:  # torch.fx cannot trace every backbone; the row keeps its verdict
+        return {"converter_exact": None, "text": f"fp16-weight reference not computed ({one_line(exc)})"}
+    return explain_fp16(sim, pred, outputs, settings.thresholds)
 
 
 def converter_label(art: Artifact, card: dict) -> str:

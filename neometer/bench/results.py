@@ -160,6 +160,9 @@ def divergence_lines(rows: list[Row]) -> list[str]:
             where = f"{div['layer']} ({div['op']}) rel err {div['rel_err']:.3g}" if div.get("layer") else (
                 f"not localised: {div.get('note') or div.get('method')}")
             lines.append(f"{r.format} {r.precision}: first diverging layer: {where}")
+        fp16 = (r.parity or {}).get("fp16_weights")
+        if fp16:  # whether that layer is a converter bug or fp16 rounding showing first
+            lines.append(f"{r.format} {r.precision}: {fp16['text']}")
     return lines
 
 
