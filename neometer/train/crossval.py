@@ -250,7 +250,13 @@ def train_fold(table, cfg: TrainConfig, strategy: Strategy, spec, fold: int, tra
     model = model.to(device, memory_format=torch.channels_last if cuda else torch.contiguous_format)
     shard = distributed.BatchShard(env.rank, env.world) if env.active else None
     trained = distributed.shard_model(model, device, shard) if shard else model  # DDP under torchrun
-    trained = torch.compile(trained) if cfg.compile else trained
+    if cfg.compile:
+        # inductor draws dropout from its own generator unless told otherwise: with eager's, a
+        # compiled run repeats an eager run and 1 and N processes still agree (docs/distributed.md)
+        import torch._inductor.config
+
+        torch._inductor.config.fallback_random = True
+        trained = torch.compile(trained)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     train_loader = make_loader(table, train_rows, cfg.batch_size, True, workers, cuda, cfg.seed * 1000 + fold,
                                env.rank, env.world)
