@@ -182,20 +182,4 @@ class RowStore:
         return f"RowStore({len(self)} rows of {self.row_shape} {self.dtype} in {len(self.parts)} parts)"
 
 
-def concatenate(stores: list) -> np.ndarray | RowStore:
-    """RowStores joined into one (views resolved to their parts); plain arrays concatenated."""
-    if not all(isinstance(s, RowStore) for s in stores):
-        return np.concatenate([np.asarray(s) for s in stores])
-    parts, layouts = [], {}
-    for s in stores:
-        layouts.update(s._layouts)
-        if s._rows is None:
-            parts += s.parts
-        else:  # one single-row part per row of a view: correct, rarely used
-            part = np.searchsorted(s._offsets, s._rows, side="right") - 1
-            parts += [(s.parts[p][0], s.parts[p][1] + int(r - s._offsets[p]), s.parts[p][1] + int(r - s._offsets[p]) + 1)
-                      for p, r in zip(part, s._rows)]
-    return RowStore(parts, stores[0].row_shape, stores[0].dtype, layouts=layouts)
-
-
-__all__ = ["NpyLayout", "RowStore", "concatenate", "npy_layout"]
+__all__ = ["NpyLayout", "RowStore", "npy_layout"]
